@@ -2,11 +2,11 @@
 
 A configuration is a small tree of sections whose keys read like the science::
 
-    network:   {depth: 2, width: 512, activation: relu}
-    dynamics:  {temperature: 0.01, prior_variance: 1.0, init_variance: 0.5,
-                dt: 0.01, duration: 400.0}
-    data:      {name: synthetic, n_train: 40, n_test: 40, input_dim: 20}
-    record:    {n_times: 200}
+    network:   {depth: 2, width: 128, activation: relu}
+    dynamics:  {temperature: 0.01, prior_variance: 1.0, init_variance: 0.25,
+                dt: 0.1, duration: 500.0}
+    data:      {name: synthetic, n_train: 20, n_test: 20, input_dim: 20}
+    record:    {n_times: 120}
     ensemble:  {members: 32, seed: 0}
     device: auto
     dtype: float32
@@ -72,7 +72,7 @@ class NetworkConfig(_Section):
     """
 
     depth: int = Field(2, ge=1, le=64)
-    width: int = Field(512, ge=1)
+    width: int = Field(128, ge=1)
     activation: Literal["relu", "erf", "linear", "tanh"] = "relu"
 
 
@@ -95,9 +95,9 @@ class DynamicsConfig(_Section):
 
     temperature: float = Field(0.01, ge=0.0)
     prior_variance: float = Field(1.0, gt=0.0)
-    init_variance: float = Field(0.5, gt=0.0)
-    dt: float = Field(0.01, gt=0.0)
-    duration: float = Field(400.0, gt=0.0)
+    init_variance: float = Field(0.25, gt=0.0)
+    dt: float = Field(0.1, gt=0.0)
+    duration: float = Field(500.0, gt=0.0)
 
     @field_validator("temperature", "prior_variance", "init_variance", "dt", "duration")
     @classmethod
@@ -144,8 +144,8 @@ class DataConfig(_Section):
 
     name: Literal["synthetic", "digits", "mnist", "npz"] = "synthetic"
     task: str = "sign"
-    n_train: int = Field(40, ge=1)
-    n_test: int = Field(40, ge=0)
+    n_train: int = Field(20, ge=1)
+    n_test: int = Field(20, ge=0)
     input_dim: int = Field(20, ge=1)
     normalise: Literal["dataset", "sample", "none"] = "dataset"
     center: bool = False
@@ -186,7 +186,7 @@ class RecordConfig(_Section):
         Refuse to start a simulation whose estimated store exceeds this many GB.
     """
 
-    n_times: int = Field(200, ge=1, le=100_000)
+    n_times: int = Field(120, ge=1, le=100_000)
     times: list[float] | None = None
     first_time: float | None = Field(None, gt=0.0)
     units: int | None = Field(64, ge=1)
