@@ -158,7 +158,8 @@ class DataConfig(_Section):
             raise ValueError("data.path is required when data.name is 'npz'")
         if self.name == "synthetic" and self.task not in ("sign", "teacher"):
             raise ValueError(
-                f"data.task for the synthetic dataset must be 'sign' or 'teacher' (got {self.task!r})"
+                "data.task for the synthetic dataset must be 'sign' or 'teacher' "
+                f"(got {self.task!r})"
             )
         if self.name in ("digits", "mnist"):
             from drift.datasets import parse_binary_task

@@ -112,7 +112,9 @@ def _check_arrays(x_train, y_train, x_test, y_test, source: str) -> None:
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{source}: {name} holds NaN or inf")
     if x_train.shape[0] != y_train.shape[0]:
-        raise ValueError(f"{source}: x_train has {x_train.shape[0]} rows, y_train {y_train.shape[0]}")
+        raise ValueError(
+            f"{source}: x_train has {x_train.shape[0]} rows, y_train {y_train.shape[0]}"
+        )
     if x_test.shape[0] != y_test.shape[0]:
         raise ValueError(f"{source}: x_test has {x_test.shape[0]} rows, y_test {y_test.shape[0]}")
     if x_test.shape[0] and x_test.shape[1] != x_train.shape[1]:

@@ -85,7 +85,8 @@ def plot_errors(theory: xr.Dataset):
     fig, ax = plt.subplots(figsize=(6, 4))
     t = theory["time"].values
     pos = t > 0
-    ax.plot(t[pos], theory["train_loss"].values[pos], label="train loss $\\frac{1}{2}\\sum (f-y)^2$")
+    ax.plot(t[pos], theory["train_loss"].values[pos],
+            label="train loss $\\frac{1}{2}\\sum (f-y)^2$")
     if "test_error" in theory:
         ax.plot(t[pos], theory["test_error"].values[pos], label="test MSE")
     _phase_lines(ax, theory)

@@ -168,3 +168,24 @@ def test_nan_input_and_shape_mismatch(problem):
         mean_predictor(x, y, bad, [1.0], **kw)
     with pytest.raises(ValueError, match="x_test"):
         mean_predictor(x, y, xt[:, :4], [1.0], **kw)
+
+
+def test_output_variance_from_prior_to_posterior():
+    """Var f(x, 0) is the NNGP at sigma02; at late times the ensemble samples the
+    posterior, so the variance tends to the GP posterior variance (independent formula)."""
+    from drift.theory import output_variance
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 5))
+    xt = rng.standard_normal((3, 5))
+    y = np.sign(x[:, 0])
+    kw = dict(depth=2, temperature=0.1, prior_variance=1.0)
+    v = output_variance(x, y, xt, [0.0, 5.0, 300.0], init_variance=0.5, **kw)
+    var = v["output_variance"].values
+    x_all = np.concatenate([x, xt])
+    np.testing.assert_allclose(var[0], np.diag(nngp(x_all, depth=2, variance=0.5)), rtol=1e-10)
+    post = equilibrium_posterior(x, y, xt, **kw)["posterior_variance"].values
+    # discretisation of the dense resolvent: ~1% (checked against the refined grid)
+    np.testing.assert_allclose(var[-1], post, rtol=0.03)
+    assert np.all(np.isfinite(v["output_variance_error"].values))
+    assert np.all(np.abs(var[-1] - post) <= 3 * v["output_variance_error"].values[-1] + 0.01 * post)

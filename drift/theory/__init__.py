@@ -17,6 +17,7 @@ from drift.theory.predictors import (
     hidden_autocorrelation,
     hidden_kernel,
     mean_predictor,
+    output_variance,
     time_scales,
 )
 from drift.theory.prior import decay_rate, prior_correlation
@@ -35,6 +36,7 @@ __all__ = [
     "hidden_autocorrelation",
     "hidden_kernel",
     "mean_predictor",
+    "output_variance",
     "time_scales",
     "decay_rate",
     "prior_correlation",

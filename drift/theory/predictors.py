@@ -206,7 +206,8 @@ def mean_predictor(
                                   {"long_name": "estimated numerical error of output_mean",
                                    "units": "target units"}),
             "residual": (("time", "stimulus"), resid,
-                         {"long_name": "training residual g = y - output", "units": "target units"}),
+                         {"long_name": "training residual g = y - output",
+                          "units": "target units"}),
         },
         coords=coords,
     )
@@ -330,7 +331,8 @@ def frozen_readout(
 
     After ``t0`` the hidden weights follow the prior (no-data) dynamics while the readout
     keeps ``a(t0)``; THEORY.md section 6 gives, for ``t >= t0``,
-    ``fbar_frozen(x, t) = int_0^t0 dt' sum_mu g_mu(t') [exp(-lambda (t0 - t')) Sig_L((x,t),(x_mu,t'))
+    ``fbar_frozen(x, t) = int_0^t0 dt' sum_mu g_mu(t')
+    [exp(-lambda (t0 - t')) Sig_L((x,t),(x_mu,t'))
     + exp(-lambda (t - t')) m(t0, t') Sigd_L G_L((x,t),(x_mu,t'))]``.
     It equals the mean predictor at ``t = t0`` and decays as the representation drifts.
 
@@ -565,3 +567,133 @@ def time_scales(x_train, *, depth: int, activation="relu", temperature: float,
         "diffusive_time": np.inf if lam == 0 else 1.0 / lam,
         "stable_dt": 1.0 / fastest_rate(problem),
     }
+
+
+def _train_operator(problem: NDKProblem, grid: np.ndarray, table) -> np.ndarray:
+    """Dense discretised NDK operator ``(A u)(t_i) = int_0^t_i K_d(t_i, s) u(s) ds``.
+
+    Returns an array of shape (n, n, P_rows, P) (zero above the time diagonal).
+    """
+    n = len(grid)
+    a_grid = problem.m(grid, grid)
+    p_rows = table.x_rows.shape[0]
+    op = np.zeros((n, n, p_rows, problem.x_train.shape[0]))
+    for i in range(1, n):
+        cw = history_weights(problem, table, "G_f", grid[i], grid[: i + 1])
+        op[i, : i + 1] = np.einsum("mj,mpq->jpq", cw, table.row_table("G_f", a_grid[i]))
+    return op
+
+
+def _nngp_blocks(problem: NDKProblem, grid: np.ndarray, x_rows, x_cols, cols_idx) -> np.ndarray:
+    """Two-time NNGP ``C((x_rows, t_i), (x_cols, t_j))`` for all i and j in ``cols_idx``.
+
+    Returns shape (n, len(cols_idx), P_rows, P_cols).
+    """
+    kw = dict(temperature=problem.temperature, prior_variance=problem.prior_variance,
+              init_variance=problem.init_variance)
+    out = np.zeros((len(grid), len(cols_idx), x_rows.shape[0], x_cols.shape[0]))
+    for jj, j in enumerate(cols_idx):
+        out[:, jj] = two_time_kernels(x_rows, grid, x_cols, grid[j], depth=problem.depth,
+                                      activation=problem.activation, **kw)["C"]
+    return out
+
+
+def _variance_once(problem, x_test, grid, idx, max_size):
+    p, n = problem.x_train.shape[0], len(grid)
+    if n * p > max_size:
+        raise ValueError(
+            f"output_variance needs a dense system of size n_grid * P = {n} * {p} = {n * p} > "
+            f"max_size={max_size}; use fewer training points or times, or a smaller refine"
+        )
+    w_max = _w_max(problem, grid)
+    table = problem.table(problem.x_train, ["G_f"], w_max)
+    with threadpool_limits(limits=1, user_api="blas"):
+        a_op = _train_operator(problem, grid, table)
+    big = np.eye(n * p) + a_op.transpose(0, 2, 1, 3).reshape(n * p, n * p)
+    lu = scipy.linalg.lu_factor(big)
+    c_xx = _nngp_blocks(problem, grid, problem.x_train, problem.x_train, range(n))
+    c_xx = c_xx.transpose(0, 2, 1, 3).reshape(n * p, n * p)
+    s = scipy.linalg.lu_solve(lu, scipy.linalg.lu_solve(lu, c_xx).T).T  # M^-1 C M^-T
+    var_train = np.array([np.diag(s[i * p : (i + 1) * p, i * p : (i + 1) * p]) for i in idx])
+    if x_test.shape[0] == 0:
+        return var_train
+    pt = x_test.shape[0]
+    tab_x = problem.table(x_test, ["G_f"], w_max)
+    with threadpool_limits(limits=1, user_api="blas"):
+        a_x = _train_operator(problem, grid, tab_x)[idx]  # (r, n, Pt, P)
+    a_x = a_x.transpose(0, 2, 1, 3).reshape(len(idx) * pt, n * p)
+    b = scipy.linalg.lu_solve(lu, a_x.T, trans=1).T  # A_x M^-1, (r Pt, n P)
+    c_xt = _nngp_blocks(problem, grid, problem.x_train, x_test, idx)  # (n, r, P, Pt)
+    c_xt = c_xt.transpose(0, 2, 1, 3).reshape(n * p, len(idx) * pt)
+    cross = np.einsum("ij,ji->i", b, c_xt)
+    # Var = C_xx - 2 B C_Xx + B C_XX B^T  with B = A_x M^-1
+    quad = np.einsum("ij,ji->i", b @ c_xx, b.T)
+    diag_x = np.array([np.diag(two_time_kernels(x_test, grid[i], x_test, grid[i],
+                                                depth=problem.depth,
+                                                activation=problem.activation,
+                                                temperature=problem.temperature,
+                                                prior_variance=problem.prior_variance,
+                                                init_variance=problem.init_variance)["C"])
+                       for i in idx])
+    var_test = diag_x - 2 * cross.reshape(len(idx), pt) + quad.reshape(len(idx), pt)
+    return np.concatenate([var_train, var_test], axis=1)
+
+
+def output_variance(
+    x_train, y_train, x_test, times, *, depth: int, activation="relu", temperature: float,
+    prior_variance: float, init_variance: float, y_test=None, refine: float = 0.5,
+    max_size: int = 6000,
+) -> xr.Dataset:
+    """Ensemble variance of the output over time (THEORY.md section 5, last paragraph).
+
+    Each network's output is ``f = f0 + int K_d (Y - f)`` with ``f0`` the zero-mean
+    Gaussian process of covariance ``C(s, s')`` (the two-time NNGP). The fluctuation
+    around the mean obeys the same linear Volterra equation, so on the training set
+    ``delta g = (I + A)^-1 f0`` and at any x ``delta f = f0 - A_x delta g``; the
+    covariance follows by applying the discretised resolvent on both sides of ``C``.
+
+    The system is dense in (time x training point), so this is meant for moderate sizes:
+    ``n_grid * P <= max_size`` (``n_grid`` a few hundred with the default ``refine``).
+    The error estimate comes from a grid with every interval halved when that still fits.
+
+    Parameters
+    ----------
+    Same as :func:`mean_predictor`; ``refine`` scales the internal grid (default 0.5,
+    coarser than the mean predictor's), ``max_size`` caps the dense system.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``output_variance (time, stimulus)`` (target units^2, variance across networks)
+        and ``output_variance_error`` (NaN when the refined grid does not fit).
+    """
+    problem = _problem(x_train, y_train, depth, activation, temperature, prior_variance,
+                       init_variance)
+    x_test = _test_inputs(x_test, problem.x_train.shape[1])
+    times = check_times(times, "times")
+    if y_test is not None:
+        y_test = check_targets(y_test, x_test.shape[0], "y_test")
+    grid = _grid_for(problem, times, refine)
+    var = _variance_once(problem, x_test, grid, np.searchsorted(grid, times), max_size)
+    fine_grid = _bisect(grid)
+    if len(fine_grid) * problem.x_train.shape[0] <= max_size:
+        fine = _variance_once(problem, x_test, fine_grid, np.searchsorted(fine_grid, times),
+                              max_size)
+        err = np.broadcast_to(np.abs(fine - var).max(axis=1, keepdims=True), var.shape).copy()
+        var = fine
+    else:
+        err = np.full_like(var, np.nan)
+    coords = {"time": times, **_stimulus_coords(problem.y_train, y_test, x_test.shape[0])}
+    ds = xr.Dataset(
+        {
+            "output_variance": (("time", "stimulus"), var,
+                                {"long_name": "ensemble variance of the output",
+                                 "units": "target units squared"}),
+            "output_variance_error": (("time", "stimulus"), err,
+                                      {"long_name": "estimated numerical error",
+                                       "units": "target units squared"}),
+        },
+        coords=coords,
+    )
+    ds.attrs.update(_theory_attrs(problem), n_grid=int(len(grid)))
+    return ds

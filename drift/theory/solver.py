@@ -6,9 +6,10 @@ Solves, on the training inputs ``X``,
 
 by product integration (``g`` piecewise linear, the kernel integrated by Gauss-Legendre
 in ``sqrt(t - t')``, see :func:`history_weights`), implicit in the newest time point
-(the trapezoidal rule's A-stability, so the stiff NTK modes never blow up), on a grid that is uniform and fine where the fast
-modes live (step ``eps_fast / Lambda_max``), geometric afterwards (step ``eps * t``) and
-capped at ``eps_slow / lambda`` in the diffusive phase. The kernel comes from
+(the trapezoidal rule's A-stability, so the stiff NTK modes never blow up), on a grid
+that is uniform and fine where the fast modes live (step ``eps_fast / Lambda_max``),
+geometric afterwards (step ``eps * t``) and capped at ``eps_slow / lambda`` in the
+diffusive phase. The kernel comes from
 :class:`~drift.theory.table.KernelTable`, so each step costs a few matrix-vector products
 instead of a run of the layer recursion. The numerical error is estimated by solving
 again on a grid twice as fine (same requested times) and reporting the difference.
