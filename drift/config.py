@@ -2,9 +2,9 @@
 
 A configuration is a small tree of sections whose keys read like the science::
 
-    network:   {depth: 2, width: 128, activation: relu}
-    dynamics:  {temperature: 0.01, prior_variance: 1.0, init_variance: 0.25,
-                dt: 0.1, duration: 500.0}
+    network:   {depth: 2, width: 192, activation: relu}
+    dynamics:  {temperature: 0.02, prior_variance: 1.0, init_variance: 1.0,
+                dt: 0.1, duration: 250.0}
     data:      {name: synthetic, n_train: 20, n_test: 20, input_dim: 20}
     record:    {n_times: 120}
     ensemble:  {members: 32, seed: 0}
@@ -72,7 +72,7 @@ class NetworkConfig(_Section):
     """
 
     depth: int = Field(2, ge=1, le=64)
-    width: int = Field(128, ge=1)
+    width: int = Field(192, ge=1)
     activation: Literal["relu", "erf", "linear", "tanh"] = "relu"
 
 
@@ -93,11 +93,11 @@ class DynamicsConfig(_Section):
         Total simulated / predicted time (> 0, time units of the dynamics).
     """
 
-    temperature: float = Field(0.01, ge=0.0)
+    temperature: float = Field(0.02, ge=0.0)
     prior_variance: float = Field(1.0, gt=0.0)
-    init_variance: float = Field(0.25, gt=0.0)
+    init_variance: float = Field(1.0, gt=0.0)
     dt: float = Field(0.1, gt=0.0)
-    duration: float = Field(500.0, gt=0.0)
+    duration: float = Field(250.0, gt=0.0)
 
     @field_validator("temperature", "prior_variance", "init_variance", "dt", "duration")
     @classmethod
