@@ -9,7 +9,7 @@ import yaml
 from drift.config import RunConfig, load_config
 from drift.datasets import Dataset, load_dataset
 
-__all__ = ["check_run", "run_config", "run_stimuli", "theory_parameters"]
+__all__ = ["check_run", "run_config", "run_stimuli", "split_labels", "theory_parameters"]
 
 _RUN_DIMS = ("time", "member", "layer", "unit", "stimulus")
 
@@ -50,6 +50,19 @@ def check_run(run: object, name: str = "run", *, need_output: bool = True) -> xr
     if "config" not in run.attrs:
         raise ValueError(f"{name} carries no run configuration (attribute 'config')")
     return run
+
+
+def split_labels(data: xr.Dataset | xr.DataArray) -> np.ndarray:
+    """The ``split`` coordinate as a plain ``str`` array (stores may hold other string dtypes).
+
+    Returns
+    -------
+    ndarray of str, shape (stimulus,)
+        ``"all"`` for every stimulus when there is no ``split`` coordinate.
+    """
+    if "split" not in data.coords:
+        return np.full(data.sizes["stimulus"], "all")
+    return np.array([str(v) for v in np.asarray(data["split"].values).tolist()], dtype=str)
 
 
 def run_config(run: xr.Dataset) -> RunConfig:
@@ -101,7 +114,7 @@ def run_stimuli(
         Arrays needed but not given, shapes that do not fit the run's stimuli, or arrays
         whose hash differs from the run's ``data_sha256``.
     """
-    split = np.asarray(run["split"].values).astype(str)
+    split = split_labels(run)
     target = np.asarray(run["target"].values, dtype=np.float64)
     n_train = int(np.sum(split == "train"))
     if not np.all(split[:n_train] == "train") or not np.all(split[n_train:] == "test"):

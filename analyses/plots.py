@@ -327,3 +327,84 @@ def plot_decoders(
     ax.legend(frameon=False, fontsize="small")
     sns.despine(ax=ax)
     return fig
+
+
+def plot_theory_beside_data(
+    beside: xr.Dataset,
+    stimuli: Sequence[int] | None = None,
+    max_stimuli: int = 4,
+) -> Figure:
+    """Measurements beside the NDK predictions (:func:`analyses.theory.theory_beside_data`).
+
+    Three panels: the mean output of a few stimuli over time (markers +-1 SE over members,
+    theory as lines); the two-time autocorrelation of each layer averaged over stimuli
+    (error bars: the mean of the stimuli's SEs, an upper bound on the SE of the average);
+    and the distribution of every z-score against the standard normal density.
+
+    Parameters
+    ----------
+    beside : xarray.Dataset
+        Output of :func:`analyses.theory.theory_beside_data`.
+    stimuli : sequence of int, optional
+        Stimuli drawn in the first panel (default: the first ``max_stimuli``).
+    max_stimuli : int
+        Number of stimuli drawn by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    with sns.axes_style("ticks"):
+        fig, axes = plt.subplots(1, 3, figsize=(13.0, 3.8), layout="constrained")
+    t = beside["time"].values
+    tu = _units(beside, "time")
+    positive = t[t > 0]
+    lin = float(positive.min()) if positive.size else 1.0
+    ax = axes[0]
+    sel = list(beside["stimulus"].values[:max_stimuli]) if stimuli is None else list(stimuli)
+    for k, s in enumerate(sel):
+        b = beside.sel(stimulus=s)
+        color = f"C{k % 10}"
+        ax.errorbar(t, b["output_measured"], yerr=b["output_se"], fmt="o", ms=3.5,
+                    color=color, elinewidth=0.8, label=f"stimulus {s} ({str(b['split'].values)})")
+        ax.plot(t, b["output_theory"], "-", color=color, lw=1.2)
+    ax.plot([], [], "k-", lw=1.2, label="NDK theory")
+    ax.set_ylabel("mean output f(x, t)")
+    ax.set_title("ensemble-mean output", fontsize="medium")
+    ax = axes[1]
+    for k, layer in enumerate(beside["layer"].values):
+        b = beside.sel(layer=layer)
+        color = f"C{k % 10}"
+        ax.errorbar(t, b["autocorrelation_measured"].mean("stimulus"),
+                    yerr=b["autocorrelation_se"].mean("stimulus"), fmt="o", ms=3.5,
+                    color=color, elinewidth=0.8, label=f"layer {layer}")
+        ax.plot(t, b["autocorrelation_theory"].mean("stimulus"), "-", color=color, lw=1.2)
+    ax.plot([], [], "k-", lw=1.2, label="NDK theory")
+    t_ref = beside.attrs.get("reference_time", float(t[0]))
+    ax.set_ylabel(f"Sig(x, t; x, t_ref = {t_ref:.3g})")
+    ax.set_title("two-time autocorrelation (mean over stimuli)", fontsize="medium")
+    for ax in axes[:2]:
+        ax.set_xscale("symlog", linthresh=lin)
+        ax.set_xlabel("time" + tu)
+        ax.legend(frameon=False, fontsize="small")
+        sns.despine(ax=ax)
+    ax = axes[2]
+    quantities = [str(q) for q in beside["quantity"].values] if "quantity" in beside.coords \
+        else ["output", "kernel", "same_time_kernel"]
+    edges = np.linspace(-6.0, 6.0, 49)
+    for k, q in enumerate(quantities):
+        z = beside[f"{q}_z"].values.ravel()
+        z = z[np.isfinite(z)]
+        ax.hist(np.clip(z, edges[0], edges[-1]), bins=edges, density=True, histtype="step",
+                color=f"C{k % 10}", lw=1.3, label=f"{q} (max |z| {np.abs(z).max():.2g})")
+    grid = np.linspace(edges[0], edges[-1], 300)
+    ax.plot(grid, np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi), "k--", lw=1, label="N(0, 1)")
+    ax.set_xlabel("z = (measured - theory) / SE")
+    ax.set_ylabel("density")
+    ax.set_title("discrepancy in standard errors over members", fontsize="medium")
+    ax.legend(frameon=False, fontsize="x-small", loc="upper left")
+    sns.despine(ax=ax)
+    return fig
+
+
+__all__ += ["plot_theory_beside_data"]

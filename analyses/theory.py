@@ -16,13 +16,14 @@ Langevin process (own initialisation, own noise), so their per-member statistics
 i.i.d. and ``std / sqrt(M)`` is the honest error of their mean. Units inside one member
 are *not* independent (they share the previous layer's weights and the learning signal),
 so an error bar over units, or over units pooled across members, is too small. With a
-correct theory ``z`` is then approximately standard normal up to finite-width corrections:
-the measured means carry an ``O(1/N)`` bias (width ``N``) while ``SE`` is
-``O(1/sqrt(M N))`` for population kernels and ``O(1/sqrt(M))`` for the output, so the bias
-stays below about ``sqrt(M / N)`` standard errors. Over ``n`` comparisons the largest
-``|z|`` of a correct theory exceeds :func:`bonferroni_z` ``(n)`` with probability about
-``1e-3``; a wrong configuration (another temperature, variance, depth) gives ``|z|`` in
-the tens.
+correct theory ``z`` is then approximately standard normal as long as the finite-width
+corrections to the measured means are small against ``SE``: ``SE`` is ``O(1/sqrt(M))`` for
+the output and ``O(1/sqrt(M N))`` for population kernels (``M`` members, width ``N``),
+while the kernels carry a relative correction of order :func:`finite_width_load` (how
+far learning has to move the weights, ``y^T (C + T)^-1 C (C + T)^-1 y / N``) plus
+``O(1/N)``. Over ``n`` comparisons the largest ``|z|`` of a correct theory exceeds
+:func:`bonferroni_z` ``(n)`` with probability about ``1e-3``; a wrong configuration
+(another temperature, variance, depth) gives ``|z|`` in the tens.
 
 Functions: :func:`theory_beside_data` (mean output, hidden kernels, output accuracy),
 :func:`frozen_readout_beside_theory` (readout frozen at ``t0``),
@@ -39,14 +40,28 @@ from statistics import NormalDist
 import numpy as np
 import xarray as xr
 
-from analyses._runs import check_run, run_config, run_stimuli, theory_parameters
+from analyses._runs import (
+    check_run,
+    run_config,
+    run_stimuli,
+    split_labels,
+    theory_parameters,
+)
 from analyses.readout import fixed_decoder as _decoder_accuracy
 from drift.config import RunConfig, config_to_dict, config_to_yaml, load_config
 from drift.datasets import Dataset
-from drift.theory import fixed_decoder, frozen_readout, hidden_kernel, mean_predictor
+from drift.theory import (
+    fixed_decoder,
+    frozen_readout,
+    hidden_kernel,
+    mean_predictor,
+    nngp,
+    output_variance,
+)
 
 __all__ = [
     "bonferroni_z",
+    "finite_width_load",
     "fixed_decoder_beside_theory",
     "frozen_readout_beside_theory",
     "run_config",
@@ -76,6 +91,43 @@ def bonferroni_z(n_comparisons: int, family_alpha: float = 1e-3) -> float:
     """
     n = max(int(n_comparisons), 1)
     return float(NormalDist().inv_cdf(1.0 - family_alpha / (2.0 * n)))
+
+
+def finite_width_load(x_train, y_train, width: int, *, depth: int, activation="relu",
+                      temperature: float, prior_variance: float, **_: object) -> float:
+    """Mean square the learned readout adds to the prior, per weight, in units of ``sigma2``.
+
+    ``y^T (C + T I)^-1 C (C + T I)^-1 y / N`` with ``C`` the equilibrium NNGP kernel
+    (weight variance ``sigma2``) on the training set: the squared norm of the equilibrium
+    posterior mean of the readout divided by ``N sigma2``. Learning moves every weight by
+    ``O(sqrt(load / N))``-sized amounts whose coherent sum shifts the hidden kernels by a
+    relative amount of this order, the leading finite-width correction to THEORY.md
+    section 6. A comparison in member standard errors is sharp only while the load is
+    small against the relative SE of the kernels (about ``1 / sqrt(M N)``, ``M`` members);
+    loads of a few percent are fine for ``M ~ 50``, ``N ~ 100``.
+
+    Parameters
+    ----------
+    x_train : array_like, shape (P, N0)
+    y_train : array_like, shape (P,)
+    width : int
+        Hidden width ``N``.
+    depth, activation, temperature, prior_variance
+        As in :func:`drift.theory.mean_predictor` (other keywords are ignored, so the
+        predictor keyword set can be passed as is).
+
+    Returns
+    -------
+    float
+        The load (dimensionless, >= 0).
+    """
+    x_train = np.asarray(x_train, dtype=np.float64)
+    y = np.asarray(y_train, dtype=np.float64)
+    if y.size == 0:
+        return 0.0
+    c = nngp(x_train, x_train, depth=depth, activation=activation, variance=prior_variance)
+    coef = np.linalg.lstsq(c + temperature * np.eye(y.size), y, rcond=None)[0]
+    return float(coef @ c @ coef) / float(width)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -157,7 +209,7 @@ def _coords(run: xr.Dataset, times: np.ndarray | None = None) -> dict:
     return {
         "time": ("time", t.values, dict(run["time"].attrs)),
         "stimulus": run["stimulus"].values,
-        "split": ("stimulus", np.asarray(run["split"].values).astype(str)),
+        "split": ("stimulus", split_labels(run)),
         "target": ("stimulus", np.asarray(run["target"].values, dtype=np.float64)),
     }
 
@@ -200,6 +252,8 @@ def theory_beside_data(
     x_test: np.ndarray | None = None,
     reference_time: float | None = None,
     layers: Sequence[int] | int | None = None,
+    stimuli: Sequence[int] | None = None,
+    variance: bool = True,
     refine: float = 1.0,
 ) -> xr.Dataset:
     """NDK predictions at a run's recorded times beside the ensemble measurements.
@@ -208,7 +262,12 @@ def theory_beside_data(
     (see the module docstring for the z-score and why the member-wise SE is used):
 
     1. ``output``: the ensemble-mean output vs :func:`drift.theory.mean_predictor`
-       (the numerical error estimate of the solver enters the z-score);
+       (the numerical error estimate of the solver enters the z-score), and
+       ``output_variance``: the variance of the output across members vs
+       :func:`drift.theory.output_variance`; its SE is the sampling error of a variance
+       of ``M`` Gaussian outputs, ``v_theory sqrt(2 / (M - 1))`` (the outputs are
+       Gaussian at infinite width; a fourth moment estimated from ~50 members is too
+       noisy to serve as yardstick);
     2. hidden population kernels of every recorded layer: per member,
        ``(1/N_rec) sum_i phi_i(x, t) phi_i(x', t')`` over the ``N_rec`` recorded units (an
        unbiased estimate of the kernel of all ``N`` units, since units are exchangeable),
@@ -219,7 +278,9 @@ def theory_beside_data(
     3. output accuracy (sign agreement with the target) per split: ``accuracy_measured``
        (member mean) with ``accuracy_se``, ``ensemble_accuracy`` (of the member-mean
        output) and ``accuracy_theory`` (of the theory's mean output), plus
-       ``sign_agreement``, the fraction of stimuli where measured and predicted mean
+       ``accuracy_expected``, the expected accuracy of one member,
+       ``mean_s Phi(sign(y_s) fbar_s / sqrt(v_s))`` with the predicted mean and variance,
+       and ``sign_agreement``, the fraction of stimuli where measured and predicted mean
        outputs have the same sign. Accuracy is a sign of the output, so it carries no
        z-score of its own: the ``output`` z-scores test it.
 
@@ -236,6 +297,14 @@ def theory_beside_data(
         ``t_ref`` of the two-time kernel (nearest recorded time); default the first.
     layers : int or sequence of int, optional
         Recorded layers to compare (default all recorded).
+    stimuli : sequence of int, optional
+        Positions of the stimuli whose outputs and kernels are compared (default all).
+        The kernel variables take ``times x layers x stimuli^2`` values each, so select a
+        subset for large stimulus sets; accuracies always use every stimulus.
+    variance : bool
+        Compare the output variance too (skipped, with attribute
+        ``output_variance_skipped`` saying why, when the dense variance solver would be
+        too large for the training set).
     refine : float
         Passed to :func:`drift.theory.mean_predictor` (finer internal time grid).
 
@@ -245,23 +314,28 @@ def theory_beside_data(
         Over ``time`` (time units of the dynamics), ``stimulus`` (with ``split``,
         ``target``), ``stimulus_ref``, ``layer``, ``split_name``:
 
-        * ``output_*`` (time, stimulus) and ``output_theory_error``;
+        * ``output_*``, ``output_variance_*`` (time, stimulus) and
+          ``output_theory_error``;
         * ``kernel_*``, ``same_time_kernel_*`` (time, layer, stimulus, stimulus_ref);
         * ``autocorrelation_*`` (time, layer, stimulus);
         * ``accuracy_measured``, ``accuracy_se``, ``ensemble_accuracy``,
-          ``accuracy_theory`` (time, split_name); ``sign_agreement`` (time);
-        * summary over ``quantity`` (``output``, ``kernel``, ``same_time_kernel``):
+          ``accuracy_theory``, ``accuracy_expected`` (time, split_name);
+          ``sign_agreement`` (time);
+        * summary over ``quantity`` (``output``, ``output_variance``, ``kernel``,
+          ``same_time_kernel``):
           ``max_abs_z``, ``rms_z``, ``n_compared``, ``z_limit`` (:func:`bonferroni_z`).
 
         Attributes: ``max_abs_z`` (over all quantities), ``reference_time``, ``members``,
-        ``units_recorded``, ``width``, ``theory_error_estimate``, ``yardstick`` and the
-        run's ``config``.
+        ``units_recorded``, ``width``, ``theory_error_estimate``,
+        ``finite_width_load`` (:func:`finite_width_load`: when it is not small, expect
+        ``|z|`` to grow in the late, learned phase even with the right configuration),
+        ``yardstick`` and the run's ``config``.
 
     Raises
     ------
     ValueError
-        ``run`` is not a simulation run, its stimuli cannot be rebuilt, or ``layers`` are
-        not recorded.
+        ``run`` is not a simulation run, its stimuli cannot be rebuilt, or ``layers`` or
+        ``stimuli`` are not recorded.
     """
     check_run(run)
     cfg = run_config(run)
@@ -272,11 +346,15 @@ def theory_beside_data(
     t_ref = float(times[i_ref])
     layer_list = _resolve_layers(run, layers)
     x_all = _stimuli_all(data)
-    split = np.asarray(run["split"].values).astype(str)
+    split = split_labels(run)
     target = np.asarray(run["target"].values, dtype=np.float64)
     members = run.sizes["member"]
+    n_stim = run.sizes["stimulus"]
+    sel = np.arange(n_stim) if stimuli is None else np.asarray(stimuli, dtype=np.int64).ravel()
+    if sel.size == 0 or sel.min() < 0 or sel.max() >= n_stim or np.unique(sel).size != sel.size:
+        raise ValueError(f"stimuli must be distinct positions in 0..{n_stim - 1} (got {stimuli})")
 
-    ds = xr.Dataset(coords=_coords(run))
+    ds = xr.Dataset(coords=_coords(run.isel(stimulus=sel)))
     ds = ds.assign_coords(stimulus_ref=("stimulus_ref", ds["stimulus"].values),
                           layer=("layer", layer_list))
 
@@ -286,16 +364,31 @@ def theory_beside_data(
     th = mean_predictor(data.x_train, data.y_train, data.x_test, times, y_test=data.y_test,
                         refine=refine, **params)
     o_th, o_err = th["output_mean"].values, th["output_mean_error"].values
-    _put(ds, "output", ("time", "stimulus"), o_mean, o_se, o_th, o_err,
-         what="network output f(x, t)", units="target units")
-    ds["output_theory_error"] = (("time", "stimulus"), o_err,
+    _put(ds, "output", ("time", "stimulus"), o_mean[:, sel], o_se[:, sel], o_th[:, sel],
+         o_err[:, sel], what="network output f(x, t)", units="target units")
+    ds["output_theory_error"] = (("time", "stimulus"), o_err[:, sel],
                                  {"units": "target units",
                                   "long_name": "estimated numerical error of the prediction"})
+    v_th = None
+    if variance:
+        try:
+            vt = output_variance(data.x_train, data.y_train, data.x_test, times,
+                                 y_test=data.y_test, **params)
+        except ValueError as err:  # the dense solver's size limit
+            ds.attrs["output_variance_skipped"] = str(err)
+        else:
+            v_th = vt["output_variance"].values
+            v_err = np.nan_to_num(vt["output_variance_error"].values, nan=0.0)
+            v_se = v_th * np.sqrt(2.0 / max(members - 1, 1))
+            _put(ds, "output_variance", ("time", "stimulus"), out.var(axis=1, ddof=1)[:, sel],
+                 v_se[:, sel], v_th[:, sel], v_err[:, sel],
+                 what="variance of the output across members", units="target units squared")
 
     # 2. hidden kernels
-    act = run["activity"]
+    act = run["activity"].isel(stimulus=sel)
+    x_k = x_all[sel]
     n_units = act.sizes["unit"]
-    shape = (len(times), len(layer_list), x_all.shape[0], x_all.shape[0])
+    shape = (len(times), len(layer_list), sel.size, sel.size)
     two_m, two_se, same_m, same_se = (np.empty(shape) for _ in range(4))
     two_th, same_th = np.empty(shape), np.empty(shape)
     for j, layer in enumerate(layer_list):
@@ -307,15 +400,15 @@ def theory_beside_data(
             same = np.einsum("mus,muv->msv", a, a) / n_units
             two_m[k, j], two_se[k, j] = _mean_se(two, 0)
             same_m[k, j], same_se[k, j] = _mean_se(same, 0)
-        two_th[:, j] = hidden_kernel(x_all, times, x_all, t_ref, layer=layer, **params)
-        same_th[:, j] = hidden_kernel(x_all, times, x_all, times, layer=layer, **params)
+        two_th[:, j] = hidden_kernel(x_k, times, x_k, t_ref, layer=layer, **params)
+        same_th[:, j] = hidden_kernel(x_k, times, x_k, times, layer=layer, **params)
     kdims = ("time", "layer", "stimulus", "stimulus_ref")
     _put(ds, "kernel", kdims, two_m, two_se, two_th,
          what=f"hidden kernel between (x, t) and (x', t_ref = {t_ref:.6g})",
          units="activity squared")
     _put(ds, "same_time_kernel", kdims, same_m, same_se, same_th,
          what="same-time hidden kernel between (x, t) and (x', t)", units="activity squared")
-    diag = np.arange(x_all.shape[0])
+    diag = np.arange(sel.size)
     _put(ds, "autocorrelation", ("time", "layer", "stimulus"), two_m[..., diag, diag],
          two_se[..., diag, diag], two_th[..., diag, diag],
          what=f"two-time autocorrelation between (x, t) and (x, t_ref = {t_ref:.6g})",
@@ -335,18 +428,31 @@ def theory_beside_data(
                                {"units": "1", "long_name": "accuracy of the member-mean output"})
     ds["accuracy_theory"] = (adims, _accuracy(o_th, target, split),
                              {"units": "1", "long_name": "accuracy of the NDK mean output"})
+    if v_th is not None:
+        from scipy.special import ndtr
+
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = ndtr(np.sign(target) * o_th / np.sqrt(v_th))
+        p = np.where(np.isfinite(target) & (target != 0), p, np.nan)
+        expected = np.stack([np.nanmean(p[:, split == s], axis=1) for s in names], axis=-1)
+        ds["accuracy_expected"] = (adims, expected, {"units": "1", "long_name":
+                                                     "expected accuracy of one member (NDK "
+                                                     "mean and variance)"})
     ds["sign_agreement"] = ("time", np.mean(np.sign(o_mean) == np.sign(o_th), axis=1),
                             {"units": "1", "long_name":
                              "fraction of stimuli where measured and NDK mean outputs agree "
                              "in sign"})
 
-    ds = _summary(ds, ["output", "kernel", "same_time_kernel"])
+    quantities = ["output"] + (["output_variance"] if v_th is not None else [])
+    ds = _summary(ds, quantities + ["kernel", "same_time_kernel"])
     ds.attrs.update(
         reference_time=t_ref,
         members=int(members),
         units_recorded=int(n_units),
         width=int(cfg.network.width),
         theory_error_estimate=float(th.attrs.get("error_estimate", np.nan)),
+        finite_width_load=finite_width_load(data.x_train, data.y_train, cfg.network.width,
+                                            **params),
         config=run.attrs["config"],
         time_units=run["time"].attrs.get("units", "time units of the dynamics"),
     )
@@ -498,7 +604,7 @@ def frozen_readout_beside_theory(
     ds["output_learning_theory"] = (("time", "stimulus"), learning["output_mean"].values,
                                     {"units": "target units",
                                      "long_name": "NDK mean output had learning continued"})
-    split = np.asarray(frozen["split"].values).astype(str)
+    split = split_labels(frozen)
     target = np.asarray(frozen["target"].values, dtype=np.float64)
     a_mean, a_se = _mean_se(_accuracy(out, target, split), 1)
     ds = ds.assign_coords(split_name=("split_name", _splits(split)))
@@ -599,7 +705,7 @@ def fixed_decoder_beside_theory(
          what=f"ridge decoder fitted at t0 = {t_fit:.6g} on layer {layer}",
          units="target units")
 
-    split = np.asarray(run["split"].values).astype(str)
+    split = split_labels(run)
     has_test = bool(np.any(split == "test"))
     acc = _decoder_accuracy(lact, t0=t_fit, labels="target", decoder="ridge", alpha=alpha,
                             cv="split" if has_test else None, fit_intercept=False)

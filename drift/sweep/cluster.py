@@ -101,15 +101,31 @@ def plan_local(
 
 
 def _local_cluster(plan: LocalPlan, options: Mapping[str, Any]):
-    from distributed import LocalCluster, Nanny, Scheduler, SpecCluster
+    """Start the embedded cluster of ``plan``; ``options`` go to the cluster class."""
+    import dask
+
+    opts = {"silence_logs": logging.ERROR, **options}
+    if "dashboard_address" not in opts:
+        # no dashboard; the scheduler's small HTTP server on any free port
+        opts["dashboard_address"] = None
+        opts["scheduler_kwargs"] = {"dashboard_address": ":0", **opts.get("scheduler_kwargs", {})}
+    # each worker holds one task at a time: a worker that dies takes no queued task
+    # with it, and an idle worker always gets the next task
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        return _gpu_cluster(plan, opts) if plan.gpus else _cpu_cluster(plan, opts)
+
+
+def _cpu_cluster(plan: LocalPlan, opts: dict):
+    from distributed import LocalCluster
+
+    return LocalCluster(n_workers=plan.n_workers, threads_per_worker=1, processes=True, **opts)
+
+
+def _gpu_cluster(plan: LocalPlan, opts: dict):
+    """One worker process per GPU slot, each seeing only its device."""
+    from distributed import Nanny, Scheduler, SpecCluster
     from distributed.system import MEMORY_LIMIT
 
-    opts = {"dashboard_address": None, "silence_logs": logging.ERROR, **options}
-    if not plan.gpus:
-        return LocalCluster(
-            n_workers=plan.n_workers, threads_per_worker=1, processes=True, **opts
-        )
-    # one worker process per GPU slot, each seeing only its device
     memory = opts.pop("memory_limit", int(MEMORY_LIMIT / plan.n_workers))
     env = dict(opts.pop("env", {}))
     workers = {
@@ -123,13 +139,13 @@ def _local_cluster(plan: LocalPlan, options: Mapping[str, Any]):
         }
         for i, gpu in enumerate(plan.gpus)
     }
+    address = opts.pop("dashboard_address")
     scheduler = {
         "cls": Scheduler,
-        "options": {"dashboard_address": opts.pop("dashboard_address")},
+        "options": {"dashboard": address is not None, "dashboard_address": address,
+                    **opts.pop("scheduler_kwargs", {})},
     }
-    return SpecCluster(
-        workers=workers, scheduler=scheduler, silence_logs=opts.pop("silence_logs"), **opts
-    )
+    return SpecCluster(workers=workers, scheduler=scheduler, **opts)
 
 
 @contextlib.contextmanager
@@ -192,8 +208,9 @@ def connect(
     if hasattr(scheduler, "scheduler_address"):
         if n_workers is not None and hasattr(scheduler, "scale"):
             scheduler.scale(n_workers)
+        where = f"{type(scheduler).__name__} {scheduler.scheduler_address}"
         with Client(scheduler) as client:
-            yield client, threads_per_run, f"{type(scheduler).__name__} {scheduler.scheduler_address}"
+            yield client, threads_per_run, where
         return
     raise TypeError(
         "scheduler must be None, a scheduler address, a distributed.Client or a cluster "

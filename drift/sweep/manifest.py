@@ -11,7 +11,7 @@ The manifest is written only by the process that drives the sweep (workers write
 own run stores), atomically (temporary file, then ``os.replace``). It holds the format
 tag, the mode, the swept parameters (key, dimension name, values), the base
 configuration, and one entry per task: ``index``, ``name`` (the store directory),
-``position``, ``values``, ``status`` and, once run, ``attempts``, ``elapsed_s``,
+``position``, ``values``, ``status`` and, once run, ``attempts``, ``elapsed_s``, ``cpu_s``,
 ``n_written``/``n_times`` (snapshots committed / planned), ``worker``, ``finished``
 (UTC time), ``error`` and ``traceback`` (failed tasks, which also carry their full
 ``config``). Statuses:

@@ -53,7 +53,7 @@ RESERVED_DIMS = frozenset({
     "run", "store", "complete", "time_ref", "elapsed", "bound", "boot",
 })
 _MAX_ERRORS = 5  # bad combinations listed in one error message
-_LABEL_CHARS = re.compile(r"[^A-Za-z0-9.+-]+")
+_LABEL_CHARS = re.compile(r"[^A-Za-z0-9_.+-]+")
 
 
 class SweepSpecError(ConfigError):

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import dask
 import yaml
 import zarr
 
@@ -132,7 +133,8 @@ def run_task(payload: Mapping) -> dict:
         from scratch, ``resumed``: continued a partial store, ``skipped``: already
         complete); ``error`` and ``traceback`` (empty unless failed); ``warnings``
         (messages raised during the run); ``n_written``, ``n_times``; ``elapsed_s``
-        (wall-clock seconds); ``worker``.
+        (wall-clock seconds) and ``cpu_s`` (CPU seconds of the worker process);
+        ``worker``.
     """
     from drift.simulate import simulate
 
@@ -140,13 +142,14 @@ def run_task(payload: Mapping) -> dict:
     store = Path(payload["store"])
     config = dict(payload["config"])
     hook: SnapshotHook | None = payload.get("on_snapshot")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     record = {
         "name": name, "status": "failed", "action": "", "error": "", "traceback": "",
         "warnings": [], "n_written": 0, "n_times": 0, "elapsed_s": 0.0,
         "worker": _worker_name(),
     }
-    with warnings.catch_warnings(record=True) as caught:
+    # reads inside a run (opening stores) stay in this process, never on other workers
+    with warnings.catch_warnings(record=True) as caught, dask.config.set(scheduler="sync"):
         warnings.simplefilter("always")
         try:
             threads = payload.get("torch_threads")
@@ -189,4 +192,5 @@ def run_task(payload: Mapping) -> dict:
     final = store_state(store, config)
     record.update(n_written=final.n_written, n_times=final.n_times)
     record["elapsed_s"] = round(time.perf_counter() - t0, 3)
+    record["cpu_s"] = round(time.process_time() - cpu0, 3)
     return record
