@@ -78,9 +78,9 @@ def run_config(run: xr.Dataset) -> RunConfig:
 
 
 def _stimulus_hash(x_train, y_train, x_test, y_test) -> str:
-    from drift.simulate import _data_hash
+    from drift.simulate import data_hash
 
-    return _data_hash(x_train, y_train, x_test, y_test)
+    return data_hash(x_train, y_train, x_test, y_test)
 
 
 def run_stimuli(

@@ -156,6 +156,35 @@ def run_cmd(
         typer.echo(f"wrote {path}")
 
 
+@app.command("sweep")
+def sweep_cmd(
+    spec: Annotated[
+        Path,
+        typer.Argument(help="Sweep YAML: a base config plus lists of values for dotted keys "
+                       "(grid or zip); see docs/sweeps.md."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Sweep folder (one zarr per run).")],
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Address of a running Dask scheduler (default: a local cluster)."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Workers of the local cluster (default: one per GPU, "
+                                 "else a CPU split).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Start the sweep folder afresh.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Run every combination of a sweep on Dask; rerunning skips finished runs and resumes
+    partial ones. Exits with status 1 when a run failed (see DIR/sweep.json)."""
+    from drift.sweep import sweep_command
+
+    summary = _guard(sweep_command, spec, out, scheduler, workers, overwrite=overwrite,
+                     progress=progress)
+    if not summary.ok:
+        raise typer.Exit(code=1)
+
+
 @app.command("convert")
 def convert_cmd(
     spec: Annotated[

@@ -54,6 +54,7 @@ from drift.network import EnsembleNetwork
 
 __all__ = [
     "DivergenceError",
+    "data_hash",
     "estimate_store_bytes",
     "resolve_device",
     "simulate",
@@ -195,7 +196,7 @@ def _resolve_data(cfg: RunConfig, x_train, y_train, x_test, y_test):
     return xtr, ytr, xte, yte, "arrays"
 
 
-def _data_hash(*arrays: np.ndarray) -> str:
+def data_hash(*arrays: np.ndarray) -> str:
     h = hashlib.sha256()
     for a in arrays:
         h.update(str(a.shape).encode())
@@ -422,7 +423,7 @@ def simulate(
         arrays = [ckpt[k].numpy() for k in ("x_train", "y_train", "x_test", "y_test")]
         if x_train is not None or y_train is not None:
             given = _resolve_data(cfg, x_train, y_train, x_test, y_test)[:4]
-            if _data_hash(*given) != _data_hash(*arrays):
+            if data_hash(*given) != data_hash(*arrays):
                 raise ValueError(
                     f"cannot resume {str(out_path)!r}: the arrays passed differ from the "
                     "stored run's"
@@ -533,7 +534,7 @@ def simulate(
         "dt": float(dt),
         "n_times": int(steps.size),
         "data_name": data_name,
-        "data_sha256": _data_hash(xtr, ytr, xte, yte),
+        "data_sha256": data_hash(xtr, ytr, xte, yte),
         "device": device.type,
         "n_written": 0,
         "complete": 0,

@@ -49,3 +49,26 @@ def test_help_lists_every_option():
     for option in ("--out", "--figures", "--overwrite", "--set", "temperature"):
         assert option in result.output
     assert runner.invoke(app, ["config"]).output.startswith("network:")
+
+
+def test_simulate_writes_a_store_and_refuses_to_overwrite(tmp_path):
+    store = tmp_path / "run.zarr"
+    args = ["simulate", "--out", str(store), "--no-progress",
+            "--set", "network.width=16", "--set", "ensemble.members=3",
+            "--set", "data.n_train=4", "--set", "data.n_test=2",
+            "--set", "dynamics.duration=2.0", "--set", "record.n_times=3"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    from drift.io import open_run
+
+    ds = open_run(store)
+    assert ds["output"].dims == ("time", "member", "stimulus") and ds.sizes["member"] == 3
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "overwrite" in again.output
+
+
+def test_sweep_spec_errors_are_clean(tmp_path):
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text("base: {}\nparameters:\n  dynamics.temprature: [0.1, 0.2]\n")
+    result = runner.invoke(app, ["sweep", str(spec), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "temprature" in result.output
