@@ -118,31 +118,41 @@ def _decode_element(x, y, folds, pairs, make) -> tuple[np.ndarray, np.ndarray]:
 
     x : (T, U, S, R) activity; y : (S,) labels; pairs : dict i -> list of test times j.
     Returns accuracy and units used, shape (T, T) indexed [j, i] (NaN where not run).
+
+    A sample (stimulus, trial) missing at a time (every unit NaN there: a padded trial, a
+    condition never shown in that session) is left out of training or testing at that
+    time; a unit is used when it is finite on every sample present at both times.
     """
     t = x.shape[0]
     acc = np.full((t, t), np.nan)
     nun = np.zeros((t, t), dtype=np.int64)
-    valid = np.isfinite(x).all(axis=(2, 3))  # (T, U)
+    finite = np.isfinite(x)
+    present = finite.any(axis=1)  # (T, S, R)
+    valid = np.all(finite | ~present[:, None], axis=(2, 3)) & finite.any(axis=(2, 3))  # (T, U)
     yy = np.broadcast_to(y[:, None], x.shape[2:])
     for i, tests in pairs.items():
         correct = np.zeros(t)
         total = np.zeros(t)
         for train, test in folds:
             cache = {}
+            tr = train & present[i]
+            if len(np.unique(yy[tr])) < 2:
+                continue
             for j in tests:
                 use = valid[i] & valid[j]
                 nu = int(use.sum())
                 nun[j, i] = nu
-                if nu == 0:
+                te = test & present[j]
+                if nu == 0 or not te.any():
                     continue
                 key = use.tobytes()
                 if key not in cache:
-                    xi = x[i][use][:, train].T / np.sqrt(nu)
-                    cache[key] = make().fit(xi, yy[train])
-                xj = x[j][use][:, test].T / np.sqrt(nu)
+                    xi = x[i][use][:, tr].T / np.sqrt(nu)
+                    cache[key] = make().fit(xi, yy[tr])
+                xj = x[j][use][:, te].T / np.sqrt(nu)
                 pred = cache[key].predict(xj)
-                correct[j] += np.sum(pred == yy[test])
-                total[j] += test.sum()
+                correct[j] += np.sum(pred == yy[te])
+                total[j] += te.sum()
         for j in tests:
             if total[j] > 0:
                 acc[j, i] = correct[j] / total[j]

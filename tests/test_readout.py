@@ -133,3 +133,22 @@ def test_output_accuracy():
     assert acc.sel(split="train").values.ravel().tolist() == [1.0, 0.5]
     assert acc.sel(split="test").values.ravel().tolist() == [1.0, 0.0]
     assert output_accuracy(ds, by_split=False)["accuracy"].values.ravel().tolist() == [1.0, 1 / 3]
+
+
+def test_decoders_use_sessions_with_ragged_trials_and_missing_cells():
+    """Padded trials (NaN for every unit) and untracked cells must not remove every unit."""
+    import warnings
+
+    from drift.io import from_sessions, synthetic_recording
+
+    rec = synthetic_recording(n_sessions=3, n_units=60, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = from_sessions(rec.sessions, rec.registration)
+    assert np.isnan(data["activity"].values).any()
+    result = cross_temporal_decoding(data, labels="stimulus")
+    acc = result["accuracy"].values
+    assert np.all(np.isfinite(acc))
+    assert np.all(result["n_units"].values > 0)
+    chance = result.attrs["chance"]
+    assert np.diag(acc).min() > chance + 0.3
