@@ -26,6 +26,7 @@ import platform
 import re
 import shutil
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -81,6 +82,30 @@ def run_sweep(spec: dict, out: Path, workers: int) -> tuple[float, np.ndarray]:
     return wall, np.asarray([(t["elapsed_s"], t["cpu_s"]) for t in summary.tasks])
 
 
+def _import_package() -> float:
+    t0 = time.perf_counter()
+    import drift.simulate  # noqa: F401
+
+    return time.perf_counter() - t0
+
+
+def fixed_costs() -> tuple[float, float, float]:
+    """Seconds to start a 1-worker embedded cluster, import the package in its fresh
+    worker process, and stop the cluster."""
+    from distributed import Client
+
+    from drift.sweep.cluster import LocalPlan, _local_cluster
+
+    t0 = time.perf_counter()
+    cluster = _local_cluster(LocalPlan(1, 1, ()), {})
+    start = time.perf_counter() - t0
+    with Client(cluster) as client:
+        imported = client.submit(_import_package, pure=False).result()
+    t0 = time.perf_counter()
+    cluster.close()
+    return start, imported, time.perf_counter() - t0
+
+
 def same_results(spec: dict, loop_dir: Path, sweep_dir: Path) -> bool:
     from drift.io import open_run
 
@@ -120,7 +145,9 @@ few seconds per sweep, so its fraction falls as runs grow. The speed-up is the l
 over the wall time of the sweep with one worker per core. Per-run wall and CPU seconds
 show the share of a core each run got: below 100% the cores were also busy with other
 work. Results of both sweeps are identical to the loop's, bit for bit.
-{info['note']}"""
+
+{info['note']}
+"""
 
 
 def write_section(path: Path, section: str) -> None:
@@ -160,6 +187,7 @@ def main() -> None:
         print(f"sweep, 1 worker: {one:.1f} s", flush=True)
         many, many_each = run_sweep(spec, root / "many", args.workers)
         print(f"sweep, {args.workers} workers: {many:.1f} s", flush=True)
+        start, imported, close = fixed_costs()
         if args.repeat_loop:
             loops.append(run_loop(spec, root / "loop")[0])
             print(f"loop again: {loops[-1]:.1f} s", flush=True)
@@ -186,19 +214,34 @@ def main() -> None:
          f"{one - loop:.1f} s = {100 * (one - loop) / loop:.1f}%"),
         ("time outside the runs in the 1-worker sweep, and / loop",
          f"{outside:.1f} s = {100 * outside / loop:.1f}%"),
+        ("of which: cluster start, with the worker process importing torch and the "
+         "package / cluster stop (timed separately)", f"{start + imported:.1f} s / "
+         f"{close:.1f} s"),
         (f"sweep, {args.workers} workers (wall)", f"{many:.1f} s"),
         (f"per run inside the {args.workers} workers: wall / CPU", per_run(many_each)),
         (f"speed-up over the loop with {args.workers} workers (ideal {args.workers})",
          f"{loop / many:.2f}x"),
         ("results identical to the loop's", "yes" if identical else "NO"),
     ]
+    runs_many = many_each[:, 0].sum() / args.workers
+    outside_many = many - runs_many
+    rows.insert(-2, (f"time outside the runs in the {args.workers}-worker sweep",
+                     f"{outside_many:.1f} s"))
+    slower = 100 * (many_each[:, 0].mean() / each[:, 0].mean() - 1)
+    longer = loop * 10 / (runs_many * 10 + outside_many)
+    analysis = (
+        f"Speed-up {loop / many:.2f}x of the ideal {args.workers}x: each run took "
+        f"{slower:.0f}% longer with {args.workers} workers busy than alone in the loop, and "
+        f"the fixed {outside_many:.1f} s outside the runs is not shared out; runs ten times "
+        f"longer would give about {longer:.2f}x (extrapolated from these parts)."
+    )
     import dask
 
     info = {
         "machine": platform.machine(), "cores": cpu_count(), "dask": dask.__version__,
         "n_runs": n_runs, "steps": int(round(args.duration / 0.02)),
         "load_before": load_before, "load_after": load_after,
-        "note": f"\n{args.note}\n" if args.note else "",
+        "note": textwrap.fill(analysis + (f" {args.note}" if args.note else ""), 88),
     }
     section = markdown(rows, args, info)
     print(section)

@@ -110,8 +110,10 @@ def _local_cluster(plan: LocalPlan, options: Mapping[str, Any]):
         opts["dashboard_address"] = None
         opts["scheduler_kwargs"] = {"dashboard_address": ":0", **opts.get("scheduler_kwargs", {})}
     # each worker holds one task at a time: a worker that dies takes no queued task
-    # with it, and an idle worker always gets the next task
-    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+    # with it, and an idle worker always gets the next task; tasks run for seconds to
+    # hours, so the workers' statistical profiler (sampling every 10 ms) is off
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0,
+                          "distributed.worker.profile.enabled": False}):
         return _gpu_cluster(plan, opts) if plan.gpus else _cpu_cluster(plan, opts)
 
 
