@@ -1,9 +1,12 @@
 """Parameter sweeps: many runs on Dask workers, combined into one lazy dataset.
 
->>> from drift.sweep import sweep, open_sweep, sweep_drift_summary
->>> summary = sweep("sweep.yaml", "results/sweep")      # embedded local cluster
->>> ds = open_sweep("results/sweep")                    # dims (T, width, seed, time, ...)
->>> tau = sweep_drift_summary(ds, pool=("member", "seed"))["tau_d"]   # (T, width, layer)
+Example::
+
+    from drift.sweep import open_sweep, sweep, sweep_drift_summary
+
+    summary = sweep("sweep.yaml", "results/sweep")  # embedded local cluster
+    ds = open_sweep("results/sweep")  # dims (temperature, width, seed, time, ...)
+    tau = sweep_drift_summary(ds, pool=("member", "seed"))["tau_d"]  # (temperature, width, layer)
 
 * :mod:`drift.sweep.spec`: the spec (base config + lists of values, grid or zip) and
   its up-front validation;
