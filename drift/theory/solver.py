@@ -83,22 +83,12 @@ class VolterraSolution:
     residual : ndarray, shape (n, P)
         ``g(t) = Y - fbar(X, t)`` at every grid time.
     weights : ndarray, shape (n,)
-        Trapezoid step lengths ``h_j = grid[j] - grid[j-1]`` (``h_0 = 0``).
+        Step lengths ``h_j = grid[j] - grid[j-1]`` (``h_0 = 0``).
     """
 
     grid: np.ndarray
     residual: np.ndarray
     weights: np.ndarray = field(repr=False)
-
-    def quadrature_weights(self, i: int) -> np.ndarray:
-        """Trapezoid weights ``omega_ij``, j = 0..i, of ``int_0^{t_i}``."""
-        h = self.weights
-        w = np.zeros(i + 1)
-        if i == 0:
-            return w
-        w[:i] += 0.5 * h[1 : i + 1]
-        w[1 : i + 1] += 0.5 * h[1 : i + 1]
-        return w
 
 
 def fastest_rate(problem: NDKProblem) -> float:
